@@ -1,0 +1,1 @@
+"""The router: one entrypoint that knows every model and scales each from zero."""

@@ -1,0 +1,1 @@
+"""The runtime: one process serves one model (a diffusers pipeline or a transformers model)."""
