@@ -1,0 +1,1 @@
+"""HTTP routes of the runtime: native endpoints, system endpoints, error mapping."""

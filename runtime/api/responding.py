@@ -1,0 +1,83 @@
+"""Turn a worker ticket into an HTTP answer: an SSE stream of events, or one JSON body.
+
+Either way a client that goes away cancels its job: a waiting job is dropped, a running one stops at
+its next step. The stream always ends with `done`, after `completed` or `error`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from alloy.events import Event, EventType, encode_sse
+from alloy.runtime.errors import Cancelled, RuntimeFailure
+from alloy.runtime.worker import Ticket
+
+DISCONNECT_POLL_S = 0.25
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+async def stream_events(ticket: Ticket, received: Event) -> AsyncIterator[Event]:
+    """`received`, the job's events, then `done`; cancels the job if the consumer stops early."""
+    try:
+        yield received
+        async for event in ticket.events():
+            yield event
+        yield Event.done()
+    finally:
+        if not ticket.finished:
+            ticket.cancel()
+
+
+def sse_response(
+    events: AsyncIterator[Event], encode: Callable[[Event], bytes] = encode_sse
+) -> StreamingResponse:
+    async def body() -> AsyncIterator[bytes]:
+        async for event in events:
+            yield encode(event)
+
+    return StreamingResponse(body(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+async def wait_for_result(ticket: Ticket, request: Request) -> dict[str, Any]:
+    """The `completed` payload; raises the job's error, or cancels the job if the client disconnects."""
+    outcome: asyncio.Task[Event] = asyncio.create_task(_terminal_event(ticket))
+    try:
+        while not outcome.done():
+            await asyncio.wait({outcome}, timeout=DISCONNECT_POLL_S)
+            if not outcome.done() and await request.is_disconnected():
+                ticket.cancel()
+                raise Cancelled()
+        event = outcome.result()
+    finally:
+        outcome.cancel()
+    if event.event is EventType.ERROR:
+        raise failure_from_event(event)
+    return event.payload
+
+
+async def _terminal_event(ticket: Ticket) -> Event:
+    async for event in ticket.events():
+        if event.is_terminal:
+            return event
+    raise RuntimeFailure("the job ended without a result")
+
+
+def failure_from_event(event: Event) -> RuntimeFailure:
+    """The error a job reported, with its status, for the one error handler to answer."""
+    failure = RuntimeFailure(str(event.payload.get("message", "generation failed")))
+    failure.status = int(event.payload.get("status", 500))
+    return failure
+
+
+def json_response(payload: dict[str, Any], request_id: str) -> JSONResponse:
+    return JSONResponse(payload, headers={"X-Request-Id": request_id})

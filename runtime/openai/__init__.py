@@ -1,0 +1,1 @@
+"""The OpenAI-compatible surface: wire types, translation to native requests, routes."""
