@@ -8,24 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from functools import partial
 
 from fastapi import FastAPI
 
 import alloy
+from alloy.asgi import CountRequests
 from alloy.modelspec import ModelSpec
 from alloy.runtime.api import native, system
 from alloy.runtime.api.errors import install_error_handlers
 from alloy.runtime.openai import routes as openai_routes
 from alloy.runtime.settings import RuntimeSettings, resolve_spec
 from alloy.runtime.state import RuntimeState
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-ASGIApp = Callable[
-    [Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]
-]
 
 COUNTED_PATHS = {"/image", "/chat", "/v1/images/generations", "/v1/chat/completions", "/v1/models"}
 
@@ -56,36 +51,11 @@ def build_app(
     app.include_router(native.router)
     app.include_router(openai_routes.router)
     install_error_handlers(app)
-    app.add_middleware(CountRequests)
+    app.add_middleware(CountRequests, paths=COUNTED_PATHS, count=partial(_count, app))
     return app
 
 
-class CountRequests:
-    """Counts answered requests by endpoint and status (pure ASGI, so streams are not buffered)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(
-        self,
-        scope: Scope,
-        receive: Callable[[], Awaitable[Message]],
-        send: Callable[[Message], Awaitable[None]],
-    ) -> None:
-        if scope["type"] != "http" or scope["path"] not in COUNTED_PATHS:
-            await self.app(scope, receive, send)
-            return
-        status = 500
-
-        async def capture(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, capture)
-        finally:
-            state = getattr(scope["app"].state, "runtime", None)
-            if state is not None:
-                state.metrics.count_request(scope["path"], status)
+def _count(app: FastAPI, path: str, status: int) -> None:
+    state: RuntimeState | None = getattr(app.state, "runtime", None)
+    if state is not None:  # the lifespan has run
+        state.metrics.count_request(path, status)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import time
 from typing import Any
 
 import httpx
@@ -13,8 +14,12 @@ from PIL import Image
 from alloy.events import Event, decode_sse_data
 
 
-def post_events(url: str, body: dict[str, Any], *, timeout: float = 60.0) -> list[Event]:
-    """POST with `stream: true` and collect every SSE event, checking that frame type and data agree."""
+def post_events(
+    url: str, body: dict[str, Any], *, timeout: float = 60.0, arrivals: dict[str, float] | None = None
+) -> list[Event]:
+    """POST with `stream: true` and collect every SSE event, checking that frame type and data agree.
+
+    `arrivals`, if given, receives the monotonic time at which each kind of event first arrived."""
     events = []
     with (
         httpx.Client(timeout=timeout) as client,
@@ -25,6 +30,8 @@ def post_events(url: str, body: dict[str, Any], *, timeout: float = 60.0) -> lis
             event = decode_sse_data(sse.data)
             assert sse.event == event.event.value
             events.append(event)
+            if arrivals is not None:
+                arrivals.setdefault(event.event.value, time.monotonic())
     return events
 
 

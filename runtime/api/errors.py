@@ -15,8 +15,8 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from alloy.openai_errors import openai_error_body
 from alloy.runtime.errors import InvalidRequest, QueueFull, RuntimeFailure
-from alloy.runtime.openai.translate import error_body
 
 
 def _is_openai(request: Request) -> bool:
@@ -33,7 +33,8 @@ async def on_runtime_failure(request: Request, failure: Exception) -> JSONRespon
     headers = {"Retry-After": str(failure.retry_after_s)} if isinstance(failure, QueueFull) else None
     if _is_openai(request):
         param = failure.field if isinstance(failure, InvalidRequest) else None
-        return JSONResponse(error_body(failure.status, failure.message, param=param), failure.status, headers)
+        body = openai_error_body(failure.status, failure.message, param=param)
+        return JSONResponse(body, failure.status, headers)
     detail: Any = (
         jsonable_encoder(failure.details()) if isinstance(failure, InvalidRequest) else failure.message
     )
@@ -47,7 +48,7 @@ async def on_validation_error(request: Request, error: Exception) -> JSONRespons
         first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
         field = _field_name(first["loc"])
         message = "; ".join(f"{_field_name(e['loc'])}: {e['msg']}" for e in errors)
-        return JSONResponse(error_body(422, message, param=field or None), 422)
+        return JSONResponse(openai_error_body(422, message, param=field or None), 422)
     keep = ("loc", "msg", "type")
     return JSONResponse(
         {"detail": jsonable_encoder([{k: e[k] for k in keep if k in e} for e in errors])}, 422

@@ -6,7 +6,6 @@ its next step. The stream always ends with `done`, after `completed` or `error`.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -14,11 +13,11 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from alloy.disconnect import ClientDisconnected, unless_disconnected
 from alloy.events import Event, EventType, encode_sse
 from alloy.runtime.errors import Cancelled, RuntimeFailure
 from alloy.runtime.worker import Ticket
 
-DISCONNECT_POLL_S = 0.25
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -50,16 +49,11 @@ def sse_response(
 
 async def wait_for_result(ticket: Ticket, request: Request) -> dict[str, Any]:
     """The `completed` payload; raises the job's error, or cancels the job if the client disconnects."""
-    outcome: asyncio.Task[Event] = asyncio.create_task(_terminal_event(ticket))
     try:
-        while not outcome.done():
-            await asyncio.wait({outcome}, timeout=DISCONNECT_POLL_S)
-            if not outcome.done() and await request.is_disconnected():
-                ticket.cancel()
-                raise Cancelled()
-        event = outcome.result()
-    finally:
-        outcome.cancel()
+        event = await unless_disconnected(_terminal_event(ticket), request)
+    except ClientDisconnected:
+        ticket.cancel()
+        raise Cancelled() from None
     if event.event is EventType.ERROR:
         raise failure_from_event(event)
     return event.payload

@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
 from alloy.events import Event, EventType
+from alloy.openai_errors import openai_error_body
 from alloy.runtime.openai.protocol import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -24,8 +25,6 @@ from alloy.runtime.openai.protocol import (
     ChunkChoice,
     ChunkDelta,
     CompletionMessage,
-    ErrorInfo,
-    ErrorResponse,
     ImageData,
     ImageGenerationRequest,
     ImagesResponse,
@@ -138,16 +137,9 @@ async def chat_chunks(
             if include_usage:
                 yield chunk(ChunkDelta(), usage=_usage(result))
         elif event.event is EventType.ERROR:
-            yield _data(error_body(int(event.payload.get("status", 500)), str(event.payload.get("message"))))
+            status, message = int(event.payload.get("status", 500)), str(event.payload.get("message"))
+            yield _data(openai_error_body(status, message))
     yield b"data: [DONE]\n\n"
-
-
-def error_body(status: int, message: str, *, param: str | None = None) -> dict[str, Any]:
-    """OpenAI's error shape, which the official client turns into its typed exceptions."""
-    kind = "invalid_request_error" if status < 500 else "server_error"
-    return ErrorResponse(
-        error=ErrorInfo(message=message, type=kind, param=param, code=str(status))
-    ).model_dump()
 
 
 def _data(payload: dict[str, Any]) -> bytes:
