@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 Command = Callable[[argparse.Namespace], int]
@@ -54,9 +55,117 @@ def _add_runtime(commands: Any) -> None:
     parser.set_defaults(command=_runtime)
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from alloy.router.config import ConfigError, load_config
+    from alloy.router.serve import serve
+
+    try:
+        config = load_config(
+            args.config,
+            host=args.host,
+            port=args.port,
+            backend=args.backend,
+            api_keys=args.api_key or None,
+            log_level=args.log_level,
+        )
+    except ConfigError as error:
+        print(f"alloy serve: {error}", file=sys.stderr)
+        return 2
+    return serve(config)
+
+
+def _add_serve(commands: Any) -> None:
+    parser = commands.add_parser(
+        "serve",
+        help="run the router: one URL for every model, woken on demand",
+        description="Start the router. With no --config it serves the default catalog "
+        "and the alloy-tiny demo models with the local backend.",
+    )
+    parser.add_argument("--config", type=Path, help="alloy.yaml with models and router settings")
+    parser.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to bind (default 8000)")
+    parser.add_argument("--backend", choices=["local", "kubernetes"], help="where models run (default local)")
+    parser.add_argument("--api-key", action="append", help="require this Bearer key (repeatable)")
+    parser.add_argument("--log-level", help="debug, info (default), warning, error")
+    parser.set_defaults(command=_serve)
+
+
+def _list(args: argparse.Namespace) -> int:
+    from alloy.client import AlloyClient
+    from alloy.tables import format_table
+
+    with AlloyClient(args.url) as client:
+        listing = client.models()
+    rows = [
+        (
+            m["model_id"],
+            m["task"],
+            m["allocation_status"],
+            m["active_requests"],
+            m["replicas"],
+            "yes" if m["is_supported"] else "no",
+            _short(m.get("message")),
+        )
+        for group in ("image", "audio", "video", "text")
+        for m in listing.get(group, [])
+    ]
+    print(format_table(["MODEL", "TASK", "STATUS", "ACTIVE", "REPLICAS", "SUPPORTED", "MESSAGE"], rows))
+    return 0
+
+
+def _ps(args: argparse.Namespace) -> int:
+    from alloy.client import AlloyClient
+    from alloy.tables import format_table, gib
+
+    with AlloyClient(args.url) as client:
+        ps = client.ps()
+    rows = [
+        (
+            m["model_id"],
+            m["replica"],
+            m["state"],
+            ",".join(m["devices"]),
+            gib(m["memory_reserved_bytes"]),
+            gib(m.get("memory_used_bytes")),
+            m["active_requests"],
+            m.get("expires_at") or "never",
+        )
+        for m in ps["models"]
+    ]
+    print(
+        format_table(["MODEL", "REPLICA", "STATE", "DEVICES", "RESERVED", "USED", "ACTIVE", "EXPIRES"], rows)
+    )
+    print()
+    devices = [
+        (d["id"], d["kind"], d["name"], gib(d["memory_reserved_bytes"]), gib(d["memory_total_bytes"]))
+        for d in ps["devices"]
+    ]
+    print(format_table(["DEVICE", "KIND", "NAME", "RESERVED", "TOTAL"], devices))
+    return 0
+
+
+def _short(text: str | None, width: int = 60) -> str | None:
+    if text is None:
+        return None
+    line = text.splitlines()[0] if text else text
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def _add_client_commands(commands: Any) -> None:
+    for name, handler, summary in (
+        ("list", _list, "list the router's models"),
+        ("ps", _ps, "show resident models and devices"),
+    ):
+        parser = commands.add_parser(name, help=summary, description=summary)
+        parser.add_argument("--url", help="router URL (default: ALLOY_URL, else http://127.0.0.1:8000)")
+        parser.set_defaults(command=handler)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alloy", description="Serve generative models, scaled from zero.")
     commands = parser.add_subparsers(title="commands", required=True)
+    _add_serve(commands)
+    _add_client_commands(commands)
     _add_runtime(commands)
     return parser
 
@@ -64,7 +173,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command: Command = args.command
-    return command(args)
+    try:
+        return command(args)
+    except _client_errors() as error:
+        print(f"alloy {sys.argv[1] if len(sys.argv) > 1 else ''}: {error}", file=sys.stderr)
+        return 1
+
+
+def _client_errors() -> tuple[type[Exception], ...]:
+    import httpx
+
+    from alloy.client import AlloyError
+
+    return (AlloyError, httpx.TransportError)
 
 
 if __name__ == "__main__":

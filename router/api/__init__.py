@@ -1,0 +1,1 @@
+"""The router's HTTP surface: native and OpenAI routes (forwarded), status routes, auth, errors."""

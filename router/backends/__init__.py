@@ -1,0 +1,1 @@
+"""Backends: where replicas live (local processes, or Kubernetes via the AlloyModel scale subresource)."""
