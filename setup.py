@@ -8,6 +8,10 @@ listed under their `alloy.` names; `package-dir` in pyproject.toml maps them bac
 `operator` (breaking `python -m pytest`, `python -m pip`, ...). A folder without `__init__.py` never
 wins over a regular module, so the standard library stays in charge, while the wheel still maps the
 folder to `alloy.operator` (a namespace subpackage).
+
+setuptools' editable import hook cannot find a namespace package nested in a regular one, so the
+checkout also has the symlink `alloy/operator -> ../operator`: in a development install Python finds
+`alloy.operator` inside `alloy/` by its ordinary path search. Wheels ignore the link (the mapping wins).
 """
 
 from setuptools import find_namespace_packages, find_packages, setup

@@ -10,7 +10,15 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 DEFAULT_KEEP_ALIVE_S = 300.0
@@ -38,7 +46,21 @@ def parse_duration(value: object) -> float:
     return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+# In JSON Schema (and so in the CRD) a duration is a number of seconds or a string with units.
+DURATION_SCHEMA = {"anyOf": [{"type": "number"}, {"type": "string"}], "x-alloy-duration": True}
+
+
+def _wire_duration(seconds: float) -> int | str:
+    """Whole seconds as a number, else a string with units: both fit the CRD's int-or-string field."""
+    return int(seconds) if float(seconds).is_integer() else f"{seconds:g}s"
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    PlainSerializer(_wire_duration, when_used="json"),
+    WithJsonSchema(DURATION_SCHEMA),
+]
 
 
 def _wire_name(name: str) -> str:

@@ -10,6 +10,7 @@ tree="$root/build/typecheck"
 rm -rf "$tree"
 mkdir -p "$tree"
 cp -rs "$root/alloy" "$tree/alloy"
+rm -f "$tree/alloy/operator"  # the development symlink (see setup.py); the folder itself is linked below
 for component in runtime router operator; do
   cp -rs "$root/$component" "$tree/alloy/$component"
 done
