@@ -65,6 +65,7 @@ def _serve(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             backend=args.backend,
+            namespace=args.namespace,
             api_keys=args.api_key or None,
             log_level=args.log_level,
         )
@@ -85,6 +86,9 @@ def _add_serve(commands: Any) -> None:
     parser.add_argument("--host", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to bind (default 8000)")
     parser.add_argument("--backend", choices=["local", "kubernetes"], help="where models run (default local)")
+    parser.add_argument(
+        "--namespace", help="kubernetes backend: serve the AlloyModels of one namespace (default all)"
+    )
     parser.add_argument("--api-key", action="append", help="require this Bearer key (repeatable)")
     parser.add_argument("--log-level", help="debug, info (default), warning, error")
     parser.set_defaults(command=_serve)
@@ -161,12 +165,37 @@ def _add_client_commands(commands: Any) -> None:
         parser.set_defaults(command=handler)
 
 
+def _operator(args: argparse.Namespace) -> int:
+    from alloy.operator.config import OperatorConfigError
+    from alloy.operator.run import run
+
+    try:
+        return run(namespace=args.namespace, config_path=args.config)
+    except OperatorConfigError as error:
+        print(f"alloy operator: {error}", file=sys.stderr)
+        return 2
+
+
+def _add_operator(commands: Any) -> None:
+    parser = commands.add_parser(
+        "operator",
+        help="run the Kubernetes operator for AlloyModels",
+        description="Turn AlloyModels into Deployments and Services and keep their status.",
+    )
+    parser.add_argument("--namespace", help="watch one namespace (default: all)")
+    parser.add_argument(
+        "--config", type=Path, help="node pools and pod defaults (default: $ALLOY_OPERATOR_CONFIG)"
+    )
+    parser.set_defaults(command=_operator)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alloy", description="Serve generative models, scaled from zero.")
     commands = parser.add_subparsers(title="commands", required=True)
     _add_serve(commands)
     _add_client_commands(commands)
     _add_runtime(commands)
+    _add_operator(commands)
     return parser
 
 
