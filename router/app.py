@@ -29,17 +29,27 @@ def local_backend(config: RouterConfig, registry: Registry, metrics: RouterMetri
     return LocalBackend(config=config, registry=registry, metrics=metrics)
 
 
-def build_app(config: RouterConfig, *, backend_factory: BackendFactory = local_backend) -> FastAPI:
+def kubernetes_backend(config: RouterConfig, registry: Registry, metrics: RouterMetrics) -> Backend:
+    from alloy.kubeconfig import connect_from_environment
+    from alloy.router.backends.kubernetes import KubernetesBackend
+
+    return KubernetesBackend(
+        config=config, registry=registry, metrics=metrics, connect=connect_from_environment
+    )
+
+
+BACKENDS: dict[str, BackendFactory] = {"local": local_backend, "kubernetes": kubernetes_backend}
+
+
+def build_app(config: RouterConfig, *, backend_factory: BackendFactory | None = None) -> FastAPI:
     metrics = RouterMetrics()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         registry = Registry(config.model_specs())
+        factory = backend_factory or BACKENDS[config.backend]
         router = Router(
-            config=config,
-            registry=registry,
-            backend=backend_factory(config, registry, metrics),
-            metrics=metrics,
+            config=config, registry=registry, backend=factory(config, registry, metrics), metrics=metrics
         )
         # Generations take minutes: no read timeout toward runtimes, only a connect timeout.
         async with httpx.AsyncClient(timeout=httpx.Timeout(None, connect=10.0)) as upstream:

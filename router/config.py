@@ -27,7 +27,8 @@ import yaml
 from pydantic import Field, ValidationError
 
 from alloy.catalog import default_catalog
-from alloy.modelspec import CamelModel, Duration, ModelSpec
+from alloy.modelspec import CamelModel, Duration, ModelSpec, Vendor
+from alloy.nodepools import NodePool, default_node_pools
 
 
 class ConfigError(Exception):
@@ -52,11 +53,28 @@ class RouterConfig(CamelModel):
     api_keys: list[str] = Field(default_factory=list, exclude=True, repr=False)
     cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "alloy")
     reap_interval: Duration = Field(default=0.5, gt=0, description="How often idle models are checked.")
+    namespace: str | None = Field(
+        default=None, description="Kubernetes backend: watch one namespace (else all)."
+    )
+    node_pools: dict[Vendor, NodePool] = Field(
+        default_factory=default_node_pools, description="Kubernetes backend: pools for is_supported."
+    )
+    watch_timeout: Duration = Field(
+        default=300.0,
+        gt=0,
+        description="Kubernetes backend: how long one watch request lasts before renewal.",
+    )
+    activity_write_interval: Duration = Field(
+        default=30.0, ge=0, description="Kubernetes backend: least time between writes of a model's activity."
+    )
     stop_grace: Duration = Field(default=10.0, ge=0, description="Time a runtime gets to exit on SIGTERM.")
     log_level: str = "info"
 
     def model_specs(self) -> dict[str, ModelSpec]:
-        """The models to serve: the catalog (if on) with the configured ones over it."""
+        """The models to serve: the catalog (if on) with the configured ones over it. On Kubernetes the
+        AlloyModels are the models, so there are none to start with."""
+        if self.backend == "kubernetes":
+            return {}
         specs = default_catalog() if self.catalog else {}
         specs.update({spec.model_id: spec for spec in self.models})
         return specs

@@ -12,7 +12,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 
 from alloy.router.backends.base import Backend, Endpoint
 from alloy.router.config import RouterConfig
@@ -37,7 +38,10 @@ class Router:
         self.metrics = metrics
         self.started_at = int(time.time())
         self._reaper: asyncio.Task[None] | None = None
-        self._lock = asyncio.Lock()  # one reconcile at a time, so two callers never both start a replica
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = (
+            set()
+        )  # one reconcile at a time, so two callers never both start a replica
 
     async def start(self) -> None:
         await self.backend.start()
@@ -84,8 +88,14 @@ class Router:
         finally:
             state.end(now=time.time())
             self.metrics.active_requests.labels(model=model_id).dec()
+            self._background(self.backend.record_activity(state))
             if state.expired(time.time()):  # keep_alive false: release now rather than at the next reap
-                asyncio.get_running_loop().create_task(self.reconcile(state))
+                self._background(self.reconcile(state))
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)  # the loop keeps only weak references to tasks
+        task.add_done_callback(self._tasks.discard)
 
     async def allocate(
         self, state: ModelState, *, priority: int | None, timeout_s: float | None, poll_s: float | None

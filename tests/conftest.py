@@ -17,6 +17,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from alloy.modelspec import Accelerator, ModelSpec, Source, Task, Vendor
+from alloy.router.app import BackendFactory
 from alloy.router.app import build_app as build_router_app
 from alloy.router.config import RouterConfig
 from alloy.router.core import Router
@@ -152,8 +153,8 @@ def vision_runtime(tiny_model: Callable[[str], Path], model_cache: Path) -> Iter
 class RouterServer(ServedApp):
     """A router with the local backend; its runtimes are real `alloy runtime` processes."""
 
-    def __init__(self, config: RouterConfig) -> None:
-        super().__init__(build_router_app(config), name="router")
+    def __init__(self, config: RouterConfig, backend_factory: BackendFactory | None = None) -> None:
+        super().__init__(build_router_app(config, backend_factory=backend_factory), name="router")
         self.config = config
 
     @property

@@ -58,6 +58,9 @@ class Backend(Protocol):
     def release(self, endpoint: Endpoint) -> None:
         """The request on `endpoint` has finished."""
 
+    async def record_activity(self, state: ModelState) -> None:
+        """A request on the model ended: persist what must survive a router restart (if anything)."""
+
     async def residents(self) -> list[ResidentModel]:
         """What is resident now, for `GET /ps` (expiry filled in by the router)."""
 

@@ -138,6 +138,9 @@ class LocalBackend:
         # Room appears when models go idle, not only when processes exit: look again on every pass.
         await self._place_waiting()
 
+    async def record_activity(self, state: ModelState) -> None:
+        """Nothing outlives this process here: the runtimes it started stop with it."""
+
     def retry(self, model_id: str) -> None:
         self._failures.pop(model_id, None)
 
