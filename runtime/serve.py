@@ -8,6 +8,8 @@ backend marks the model failed with it.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from pathlib import Path
 
 import uvicorn
@@ -16,6 +18,7 @@ from alloy.runtime.app import build_app
 from alloy.runtime.settings import RuntimeSettings
 
 TERMINATION_LOG = Path("/dev/termination-log")
+PARENT_POLL_S = 1.0
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -34,8 +37,24 @@ def serve(settings: RuntimeSettings) -> int:
     app = build_app(settings, on_load_failure=on_load_failure)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level)
     servers.append(uvicorn.Server(config))
+    if settings.parent_pid is not None:
+        _exit_with_parent(settings.parent_pid, servers[0])
     servers[0].run()
     return 1 if failed else 0
+
+
+def _exit_with_parent(parent_pid: int, server: uvicorn.Server) -> None:
+    """Shut down (gracefully) once the launching router is gone, so a router that was killed does not
+    leave its runtimes holding memory and ports. Its death re-parents us, which getppid() shows."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid and not server.should_exit:
+            threading.Event().wait(PARENT_POLL_S)
+        if os.getppid() != parent_pid:
+            logging.getLogger(__name__).warning("the router (pid %d) is gone; exiting", parent_pid)
+            server.should_exit = True
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _write_termination_log(message: str) -> None:

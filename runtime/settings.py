@@ -37,6 +37,14 @@ class RuntimeSettings(BaseSettings):
         default=None, description="torch dtype; bfloat16 on GPU, float32 on CPU by default."
     )
     device: str = Field(default="auto", description="auto (cuda, then cpu), cuda, cuda:N or cpu.")
+    device_label: str | None = Field(
+        default=None,
+        description="How responses name the device (gpu_id): the host's name for it when a launcher "
+        "narrowed the visible devices, so cuda:0 in here is reported as the cuda:3 it is.",
+    )
+    parent_pid: int | None = Field(
+        default=None, description="Exit when this process (the launching router) is gone."
+    )
     defaults: dict[str, Any] | None = Field(
         default=None, description="Request defaults (JSON), over the spec's."
     )

@@ -45,7 +45,9 @@ class RuntimeState:
         self.dtype = resolve_dtype(spec.dtype, self.device)
         self.metrics = RuntimeMetrics(spec.model_id)
         self.worker = Worker(
-            max_queue=settings.max_queue, metrics=self.metrics, gpu_id=device_label(self.device)
+            max_queue=settings.max_queue,
+            metrics=self.metrics,
+            gpu_id=settings.device_label or device_label(self.device),
         )
         self.handler: Handler | None = None
         self.phase = Phase.LOADING

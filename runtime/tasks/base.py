@@ -62,7 +62,7 @@ class Handler(ABC):
 
     @property
     def gpu_id(self) -> str:
-        return device_label(self.device)
+        return self.settings.device_label or device_label(self.device)
 
     @property
     @abstractmethod
