@@ -85,13 +85,16 @@ class ResidentModel(BaseModel):
 
     model_id: str
     replica: str
-    state: str = Field(description="starting, loading, ready, stopping.")
+    state: str = Field(description="starting, loading, ready, stopping, or failed (see message).")
     devices: list[str]
     memory_reserved_bytes: int
     memory_used_bytes: int | None = Field(default=None, description="As the runtime reports it.")
     active_requests: int
     expires_at: str | None = Field(default=None, description="When it goes back to sleep; null: kept.")
     endpoint: str | None = None
+    message: str | None = Field(
+        default=None, description="Why it failed: the runtime's last lines of output."
+    )
 
 
 class PsResponse(BaseModel):

@@ -56,7 +56,7 @@ class Router:
     async def reconcile(self, state: ModelState) -> None:
         """Apply the scaling rules to one model."""
         async with self._lock:
-            current = self.backend.availability(state.model_id).replicas
+            current = self.backend.availability(state.model_id).running
             wanted = desired_replicas(
                 active=state.active_requests,
                 expired=state.expired(time.time()),

@@ -28,7 +28,8 @@ class Endpoint:
 class Availability:
     status: AllocationStatus
     message: str | None = None
-    replicas: int = 0
+    replicas: int = 0  # wanted: running, starting or waiting for room
+    running: int = 0  # placed on devices (starting, loading or ready): what keep-alive keeps warm
     endpoints: list[Endpoint] = field(default_factory=list)
 
 

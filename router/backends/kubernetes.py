@@ -203,10 +203,10 @@ class KubernetesBackend:
             return Availability(AllocationStatus.DEALLOCATED)
         status, wanted = model.status, model.spec.replicas or 0
         if (status.ready_replicas or 0) > 0 and status.endpoint:
+            replicas = max(wanted, status.replicas or 0)
+            endpoints = [Endpoint(model_id, status.endpoint)]
             return Availability(
-                AllocationStatus.ALLOCATED,
-                replicas=max(wanted, status.replicas or 0),
-                endpoints=[Endpoint(model_id, status.endpoint)],
+                AllocationStatus.ALLOCATED, replicas=replicas, running=wanted, endpoints=endpoints
             )
         if status.phase is Phase.FAILED:
             return Availability(AllocationStatus.FAILED, status.message, replicas=wanted)
@@ -214,9 +214,9 @@ class KubernetesBackend:
             phase = (
                 status.phase.value if status.phase and status.phase is not Phase.SCALED_TO_ZERO else "Pending"
             )
-            return Availability(
-                AllocationStatus.ALLOCATING, f"{phase}: {status.message or 'scaling up'}", replicas=wanted
-            )
+            # The cluster does the placing: a model asked for (by the router or kubectl) counts as running.
+            message = f"{phase}: {status.message or 'scaling up'}"
+            return Availability(AllocationStatus.ALLOCATING, message, replicas=wanted, running=wanted)
         return Availability(AllocationStatus.DEALLOCATED)
 
     def retry(self, model_id: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections import deque
@@ -13,10 +14,15 @@ log = logging.getLogger(__name__)
 
 RUNTIME_COMMAND = (sys.executable, "-m", "alloy.cli", "runtime")
 LOG_TAIL_LINES = 40
+PUMP_DRAIN_S = 5.0
 
 
 class RuntimeProcess:
-    """A runtime subprocess whose last lines of output are kept for failure reports."""
+    """A runtime subprocess whose last lines of output are kept for failure reports.
+
+    It leads a process group of its own, so a Ctrl-C to the router is the router's to handle and a
+    stop reaches anything the runtime started. It exits by itself if the router dies (ALLOY_PARENT_PID).
+    """
 
     def __init__(
         self, *, label: str, env: dict[str, str], command: tuple[str, ...] = RUNTIME_COMMAND
@@ -35,7 +41,7 @@ class RuntimeProcess:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,  # a Ctrl-C to the router is the router's to handle, not each runtime's
+            start_new_session=True,
         )
         self._pump = asyncio.create_task(self._read_output(), name=f"log-{self.label}")
 
@@ -62,21 +68,26 @@ class RuntimeProcess:
         assert self._process is not None
         code = await self._process.wait()
         if self._pump is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pump  # the pipe closes with the process: the tail is complete
+            # The pipe closes with the process, completing the tail; a grandchild holding it open must not
+            # keep the replica (and its memory) from being released.
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self._pump, timeout=PUMP_DRAIN_S)
         return code
 
     async def stop(self, grace_s: float) -> None:
-        """SIGTERM (the runtime finishes its request and exits), then SIGKILL after `grace_s`."""
+        """SIGTERM to the runtime's group (it finishes its request, then exits); SIGKILL after `grace_s`."""
         process = self._process
         if process is None or process.returncode is not None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGTERM)
+        self._signal(signal.SIGTERM)
         try:
             await asyncio.wait_for(process.wait(), timeout=grace_s)
         except TimeoutError:
             log.warning("%s did not exit within %.0fs; killing it", self.label, grace_s)
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
+            self._signal(signal.SIGKILL)
             await process.wait()
+
+    def _signal(self, signum: int) -> None:
+        assert self._process is not None
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._process.pid, signum)

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -93,6 +94,21 @@ def test_a_busy_model_is_not_evicted_and_the_newcomer_waits_for_memory(tight: Ro
     assert resident_models(tight) == ["a"]
 
 
+def test_a_request_that_gave_up_waiting_does_not_wake_its_model_later(tight: RouterServer) -> None:
+    events: dict[str, list[Event]] = {}
+    evictions_before = metric(tight, "alloy_router_evictions_total", "a")
+    busy = in_background(tight, {"model_id": "a", "prompt": "x", **LONG}, events, "busy")
+    wait_until(lambda: tight.model("a")["active_requests"] == 1)
+    impatient = post_events(
+        f"{tight.url}/image", {"model_id": "b", "prompt": "x", **FAST, "allocation_timeout_s": 1}
+    )
+    assert kinds(impatient)[-2:] == ["error", "done"], "b could not get memory in time"
+    busy.join(timeout=180)
+    time.sleep(2)  # room for b now, and several reconcile passes
+    assert resident_models(tight) == ["a"], "nobody waits for b any more: a stays, b stays asleep"
+    assert metric(tight, "alloy_router_evictions_total", "a") == evictions_before
+
+
 def test_waiting_requests_are_served_highest_priority_first(tight: RouterServer) -> None:
     events: dict[str, list[Event]] = {}
     low_seen: dict[str, float] = {}
@@ -150,7 +166,42 @@ def test_a_runtime_that_dies_marks_the_model_failed_and_the_next_request_retries
         assert "has no attribute NoSuchPipeline" in detail, "the runtime's last log lines say why"
         listed = router.model("broken")
         assert listed["allocation_status"] == "failed" and "exited with status 1" in listed["message"]
+        (failed,) = router.resident()
+        assert failed["state"] == "failed" and "has no attribute NoSuchPipeline" in failed["message"], (
+            "/ps too"
+        )
         second = post_events(f"{router.url}/image", {"model_id": "broken", "prompt": "x"})
         assert "starting the runtime" in [e.payload.get("reason") for e in second]
         assert kinds(second)[-2:] == ["error", "done"]
         assert metric(router, "alloy_router_wakes_total", "broken") == 2
+
+
+def test_a_runtime_killed_mid_stream_gives_an_error_event_and_the_next_request_recovers(
+    tiny_model: Callable[[str], Path], model_cache: Path
+) -> None:
+    spec = cpu_model("victim", Task.TEXT_TO_IMAGE, tiny_model("zimage"))
+    with running_router(router_config(model_cache, [spec])) as router:
+        body = {"model_id": "victim", "prompt": "x", **LONG}
+        events: dict[str, list[Event]] = {}
+        seen: dict[str, float] = {}
+        stream = in_background(router, body, events, "stream", seen)
+        wait_until(lambda: "progress" in seen, timeout=90, what="the generation to be under way")
+        (resident,) = router.resident()
+        runtime_process(int(resident["endpoint"].rsplit(":", 1)[1])).kill()
+        stream.join(timeout=60)
+        assert kinds(events["stream"])[-2:] == ["error", "done"]
+        assert events["stream"][-2].payload["status"] == 502
+        listed = router.model("victim")
+        assert listed["allocation_status"] == "failed" and "exited with status -9" in listed["message"]
+        assert [m["state"] for m in router.resident()] == ["failed"]
+        again = router.post("/image", {"model_id": "victim", "prompt": "x", **FAST})
+        assert again.status_code == 200, again.text
+        assert [m["state"] for m in router.resident()] == ["ready"]
+
+
+def runtime_process(port: int) -> psutil.Process:
+    """The process listening on `port` (a runtime the router started)."""
+    for connection in psutil.net_connections(kind="tcp"):
+        if connection.status == psutil.CONN_LISTEN and connection.laddr.port == port and connection.pid:
+            return psutil.Process(connection.pid)
+    raise AssertionError(f"nothing listens on port {port}")

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import psutil
 import yaml
 
 
@@ -31,6 +32,25 @@ def alloy(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
     )
 
 
+def start_serve(tmp_path: Path, config: dict[str, object]) -> tuple[subprocess.Popen[str], str]:
+    """`alloy serve --config` in its own process, once it answers /health."""
+    (tmp_path / "alloy.yaml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    command = [sys.executable, "-m", "alloy.cli", "serve", "--config", str(tmp_path / "alloy.yaml")]
+    server = subprocess.Popen(
+        [*command, "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/health").status_code == 200:
+                return server, url
+        except httpx.TransportError:
+            assert time.monotonic() < deadline and server.poll() is None, "alloy serve did not come up"
+            time.sleep(0.2)
+
+
 def test_serve_with_a_config_then_list_and_ps(tmp_path: Path, tiny_model: Callable[[str], Path]) -> None:
     config = {
         "catalog": True,
@@ -49,33 +69,8 @@ def test_serve_with_a_config_then_list_and_ps(tmp_path: Path, tiny_model: Callab
             }
         ],
     }
-    (tmp_path / "alloy.yaml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "alloy.cli",
-            "serve",
-            "--config",
-            str(tmp_path / "alloy.yaml"),
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    server, url = start_serve(tmp_path, config)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline and server.poll() is None
-                time.sleep(0.2)
         listed = alloy("list", "--url", url)
         assert listed.returncode == 0, listed.stderr
         lines = listed.stdout.splitlines()
@@ -123,3 +118,26 @@ def test_a_bad_config_is_a_clear_error(tmp_path: Path) -> None:
     result = alloy("serve", "--config", str(tmp_path / "alloy.yaml"))
     assert result.returncode == 2
     assert "task" in result.stderr and "painting" in result.stderr
+
+
+def test_runtimes_exit_when_the_router_is_killed(tmp_path: Path, tiny_model: Callable[[str], Path]) -> None:
+    model = {
+        "modelId": "orphan",
+        "task": "text-to-image",
+        "source": {"path": str(tiny_model("zimage"))},
+        "accelerator": {"vendor": "cpu", "count": 0, "memoryGiB": 1},
+    }
+    server, url = start_serve(
+        tmp_path, {"catalog": False, "gpus": "none", "cacheDir": str(tmp_path), "models": [model]}
+    )
+    try:
+        body = {"model_id": "orphan", "prompt": "x", "num_inference_steps": 1, "width": 32, "height": 32}
+        assert httpx.post(f"{url}/image", json=body, timeout=120).status_code == 200
+        runtimes = psutil.Process(server.pid).children(recursive=True)
+        assert runtimes, "the router started a runtime"
+        server.kill()  # no chance to clean up, as with an OOM kill
+        _, alive = psutil.wait_procs(runtimes, timeout=15)
+        assert not alive, "a runtime outlived its router"
+    finally:
+        server.kill()
+        server.communicate(timeout=30)
