@@ -102,10 +102,18 @@ class Worker:
     @property
     def depth(self) -> int:
         """Jobs waiting, not counting the running one."""
+        self._drop_cancelled()
         return len(self._waiting)
+
+    def _drop_cancelled(self) -> None:
+        """Forget jobs whose clients left while they waited: they hold no place in the queue."""
+        if any(ticket.cancelled for ticket in self._waiting):
+            self._waiting = deque(ticket for ticket in self._waiting if not ticket.cancelled)
+            self.metrics.queue_depth.set(len(self._waiting))
 
     def submit(self, job: Job, *, label: str) -> Ticket:
         """Queue a job, or refuse with `QueueFull` (429 + Retry-After) when the queue is at its bound."""
+        self._drop_cancelled()
         if len(self._waiting) >= self.max_queue:
             ahead = len(self._waiting) + 1
             retry_after = max(1, math.ceil(self._mean_job_s * ahead))
@@ -134,6 +142,7 @@ class Worker:
 
     def _announce_positions(self) -> None:
         """Tell every waiting client how many requests are now ahead of it."""
+        self._drop_cancelled()
         for index, waiting in enumerate(self._waiting):
             waiting.emit(Event.queued(position=index + 1, reason=_waiting_reason(index + 1)))
 

@@ -110,3 +110,29 @@ def test_queued_clients_hear_their_position(slow_runtime: RuntimeServer) -> None
             queued = next(events)
             assert queued.event == "queued"
             assert queued.json()["payload"] == {"reason": "waiting behind 1 request", "position": 1}
+
+
+def test_a_client_that_leaves_the_queue_frees_its_place(slow_runtime: RuntimeServer) -> None:
+    url = f"{slow_runtime.url}/image"
+    with (
+        httpx.Client(timeout=60) as client,
+        connect_sse(client, "POST", url, json={**LONG, "stream": True}) as long,
+    ):
+        long_events = long.iter_sse()  # kept: a dropped iterator would close the stream
+        read_until(long_events, "allocated")
+        with (
+            httpx.Client(timeout=60) as second,
+            connect_sse(second, "POST", url, json={**SHORT, "stream": True}) as waiting,
+        ):
+            waiting_events = waiting.iter_sse()
+            read_until(waiting_events, "queued")
+            assert info(slow_runtime)["queue_depth"] == 1
+        # That client left while queued: the queue (max 1) has room for the next one.
+        wait_until(lambda: info(slow_runtime)["queue_depth"] == 0)
+        with (
+            httpx.Client(timeout=60) as third,
+            connect_sse(third, "POST", url, json={**SHORT, "stream": True}) as accepted,
+        ):
+            assert accepted.response.status_code == 200, "not refused with 429"
+            accepted_events = accepted.iter_sse()
+            assert read_until(accepted_events, "queued") == ["received", "queued"]
