@@ -34,10 +34,17 @@ class RoutingFields(WireModel):
     )
     priority: int | None = Field(default=None, description="Higher waits less when capacity is short.")
     allocation_timeout_s: float | None = Field(
-        default=None, gt=0, description="Longest wait for the model to become resident (router default 300)."
+        default=None,
+        gt=0,
+        le=86400,
+        description="Longest wait for the model to become resident (router default 300).",
     )
+    # Bounded below: each check re-applies the scaling rules, so a tiny interval would spin the router.
     allocation_poll_s: float | None = Field(
-        default=None, gt=0, description="How often the router checks on a waking model (default 0.5)."
+        default=None,
+        ge=0.05,
+        le=60,
+        description="How often the router checks on a waking model (default 0.5).",
     )
 
 

@@ -52,7 +52,10 @@ def build_app(config: RouterConfig, *, backend_factory: BackendFactory | None = 
             config=config, registry=registry, backend=factory(config, registry, metrics), metrics=metrics
         )
         # Generations take minutes: no read timeout toward runtimes, only a connect timeout.
-        async with httpx.AsyncClient(timeout=httpx.Timeout(None, connect=10.0)) as upstream:
+        # No pool bound: each forwarded request holds its connection for its whole (maybe long) stream,
+        # and httpx's default of 100 would make the 101st wait silently.
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=256)
+        async with httpx.AsyncClient(timeout=httpx.Timeout(None, connect=10.0), limits=limits) as upstream:
             app.state.router, app.state.upstream, app.state.api_keys = router, upstream, config.api_keys
             await router.start()
             try:

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine
 from typing import Any
 
 from alloy.router.backends.base import Backend, Endpoint
@@ -38,10 +38,8 @@ class Router:
         self.metrics = metrics
         self.started_at = int(time.time())
         self._reaper: asyncio.Task[None] | None = None
-        self._lock = asyncio.Lock()
-        self._tasks: set[asyncio.Task[None]] = (
-            set()
-        )  # one reconcile at a time, so two callers never both start a replica
+        self._lock = asyncio.Lock()  # one reconcile at a time: each sees the replicas the last one asked for
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         await self.backend.start()
@@ -99,7 +97,7 @@ class Router:
 
     async def allocate(
         self, state: ModelState, *, priority: int | None, timeout_s: float | None, poll_s: float | None
-    ) -> AsyncIterator[str | Endpoint]:
+    ) -> AsyncGenerator[str | Endpoint]:
         """Wake the model if needed; yield why it waits (strings), then an acquired `Endpoint`."""
         timeout = timeout_s or self.config.allocation_timeout
         poll = poll_s or self.config.allocation_poll

@@ -15,7 +15,12 @@ from alloy.events import Event, decode_sse_data
 
 
 def post_events(
-    url: str, body: dict[str, Any], *, timeout: float = 60.0, arrivals: dict[str, float] | None = None
+    url: str,
+    body: dict[str, Any],
+    *,
+    timeout: float = 60.0,
+    arrivals: dict[str, float] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> list[Event]:
     """POST with `stream: true` and collect every SSE event, checking that frame type and data agree.
 
@@ -23,7 +28,7 @@ def post_events(
     events = []
     with (
         httpx.Client(timeout=timeout) as client,
-        connect_sse(client, "POST", url, json={**body, "stream": True}) as source,
+        connect_sse(client, "POST", url, json={**body, "stream": True}, headers=headers or {}) as source,
     ):
         assert source.response.headers["content-type"].startswith("text/event-stream")
         for sse in source.iter_sse():

@@ -1,21 +1,16 @@
-"""Hand a parsed request to the forwarding layer: check the model first (so a stream never starts for
-an unknown or impossible model), then stream or answer whole."""
+"""Hand a parsed request to the forwarding layer, which streams it or answers it whole. A model that is
+unknown (404) or that this deployment cannot run (503) is refused before any stream begins."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Literal
 
 import httpx
 from fastapi import Request, Response
-from fastapi.responses import StreamingResponse
 
 from alloy.router.core import Router
-from alloy.router.errors import NotSupported
-from alloy.router.forwarding import Routed, forward_whole, native_stream, openai_stream
+from alloy.router.forwarding import Routed, forward_whole, open_stream
 from alloy.schemas import RoutingFields
-
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def router_of(request: Request) -> Router:
@@ -27,10 +22,7 @@ async def dispatch(
     request: Request, *, model_id: str, fields: RoutingFields, surface: Literal["native", "openai"]
 ) -> Response:
     router = router_of(request)
-    state = router.registry.get(model_id)  # 404 for an unknown model
-    reason = router.backend.support(state.spec)
-    if reason is not None:
-        raise NotSupported(reason)
+    router.registry.get(model_id)  # 404 for an unknown model, before reading the body
     client: httpx.AsyncClient = request.app.state.upstream
     routed = Routed(
         model_id=model_id,
@@ -44,8 +36,4 @@ async def dispatch(
     )
     if not routed.stream:
         return await forward_whole(router, client, routed, request)
-    if surface == "native":
-        events = native_stream(router, client, routed, uuid.uuid4().hex)
-    else:
-        events = openai_stream(router, client, routed)
-    return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+    return await open_stream(router, client, routed, request, native=surface == "native")

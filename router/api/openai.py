@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import ConfigDict, Field
 
@@ -21,6 +23,12 @@ class OpenAIBody(RoutingFields):
     model: str = Field(min_length=1)
 
 
+class OpenAIImageBody(OpenAIBody):
+    stream: Literal[False] = Field(  # narrowed: images are never streamed
+        default=False, description="Partial images are not streamed; use POST /image for progress events."
+    )
+
+
 @router.get("/models")
 async def list_models(request: Request) -> dict[str, object]:
     core = router_of(request)
@@ -32,7 +40,7 @@ async def list_models(request: Request) -> dict[str, object]:
 
 
 @router.post("/images/generations")
-async def images_generations(body: OpenAIBody, request: Request) -> Response:
+async def images_generations(body: OpenAIImageBody, request: Request) -> Response:
     return await dispatch(request, model_id=body.model, fields=body, surface="openai")
 
 

@@ -15,10 +15,9 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from alloy.disconnect import ClientDisconnected, unless_disconnected
 from alloy.events import Event, EventType, encode_sse
+from alloy.http_errors import SSE_HEADERS
 from alloy.runtime.errors import Cancelled, RuntimeFailure
 from alloy.runtime.worker import Ticket
-
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def new_request_id() -> str:

@@ -36,6 +36,9 @@ class ImageGenerationRequest(OpenAIModel):
     quality: str | None = Field(default=None, description="Accepted for compatibility; models have no tiers.")
     style: str | None = Field(default=None, description="Accepted for compatibility; use the prompt instead.")
     user: str | None = Field(default=None, description="Accepted for compatibility; not stored.")
+    stream: Literal[False] = Field(
+        default=False, description="Partial images are not streamed; use POST /image for progress events."
+    )
 
     @field_validator("size")
     @classmethod

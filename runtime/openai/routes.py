@@ -8,9 +8,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
 from alloy.events import Event
+from alloy.http_errors import SSE_HEADERS
 from alloy.runtime.api.native import runtime_state
 from alloy.runtime.api.responding import (
-    SSE_HEADERS,
     json_response,
     new_request_id,
     stream_events,

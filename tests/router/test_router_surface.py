@@ -15,7 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from alloy.client import AlloyClient, AlloyError
 from alloy.modelspec import Accelerator, ModelSpec, Scaling, Source, Task, Vendor
-from conftest import RouterServer, cpu_model, router_config, running_router
+from conftest import RouterServer, cpu_model, router_config, running_router, wait_until
+from helpers import kinds, post_events
 
 KEY = "s3cret-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -123,6 +124,36 @@ def test_runtime_errors_pass_through_with_their_status_and_body(router: RouterSe
             model="img", prompt="x", size="32x32", extra_body={"strength": 0.3}
         )
     assert raised.value.body["param"] == "strength"  # type: ignore[index]
+
+
+def test_stream_errors_keep_their_status_and_fields(router: RouterServer) -> None:
+    assert router.post("/image", {"model_id": "img", "prompt": "x"}, headers=AUTH).status_code == 200
+    bad = {"model_id": "img", "prompt": "x", "strength": 0.5, "stream": True}
+    warm = router.post("/image", bad, headers=AUTH)
+    assert warm.status_code == 422, "a warm model's runtime is asked before the stream starts"
+    assert warm.json()["detail"][0]["loc"] == ["body", "strength"]
+    router.post("/chat", {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}, headers=AUTH)
+    with openai_client(router) as client, pytest.raises(openai.UnprocessableEntityError) as raised:
+        client.chat.completions.create(
+            model="chat", messages=[{"role": "user", "content": "x"}], stream=True, max_tokens=-1
+        )
+    assert raised.value.body["param"] == "max_tokens"  # type: ignore[index]
+
+    router.post("/image", {"model_id": "img", "prompt": "x", "keep_alive": False}, headers=AUTH)
+    wait_until(lambda: all(m["model_id"] != "img" for m in router.get("/ps", headers=AUTH).json()["models"]))
+    cold = post_events(f"{router.url}/image", bad, headers=AUTH)
+    assert kinds(cold)[:2] == ["received", "queued"] and kinds(cold)[-2:] == ["error", "done"]
+    error = cold[-2].payload
+    assert error["status"] == 422 and error["detail"][0]["loc"] == ["body", "strength"]
+    assert error["message"].startswith("strength: ")
+
+
+def test_images_are_not_streamed_and_polling_has_a_floor(router: RouterServer) -> None:
+    images = {"model": "img", "prompt": "x", "stream": True}
+    refused = httpx.post(f"{router.url}/v1/images/generations", json=images, headers=AUTH)
+    assert refused.status_code == 422 and refused.json()["error"]["param"] == "stream"
+    spin = router.post("/image", {"model_id": "img", "prompt": "x", "allocation_poll_s": 1e-6}, headers=AUTH)
+    assert spin.status_code == 422 and spin.json()["detail"][0]["loc"] == ["body", "allocation_poll_s"]
 
 
 def test_router_errors(router: RouterServer) -> None:
