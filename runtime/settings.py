@@ -8,13 +8,15 @@ flags (`--source`, `--task`, ...) override fields of whichever spec was found.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from alloy.catalog import find_spec
 from alloy.modelspec import ModelSpec, Source, Task
+
+ImageFetch = Literal["public", "any", "off"]
 
 
 def default_cache_dir() -> Path:
@@ -57,6 +59,15 @@ class RuntimeSettings(BaseSettings):
     max_steps: int = Field(default=200, ge=1, description="Most denoising steps per request.")
     max_image_bytes: int = Field(
         default=20 * 2**20, ge=1, description="Largest image a chat message may carry."
+    )
+    max_image_pixels: int = Field(
+        default=40_000_000, ge=1, description="Most pixels of a chat image (checked before decoding)."
+    )
+    max_images: int = Field(default=8, ge=0, description="Most images in one chat request.")
+    image_fetch: ImageFetch = Field(
+        default="public",
+        description="http(s) image URLs: public (refuse private, loopback and link-local hosts), "
+        "any (trusted networks), off (data: URLs only).",
     )
     log_level: str = "info"
 

@@ -146,7 +146,8 @@ def chat_runtime(tiny_model: Callable[[str], Path], model_cache: Path) -> Iterat
 @pytest.fixture(scope="session")
 def vision_runtime(tiny_model: Callable[[str], Path], model_cache: Path) -> Iterator[RuntimeServer]:
     spec = tiny_spec("tiny-vision", Task.VISION_CHAT, tiny_model("vision-chat"), defaults={"max_tokens": 8})
-    with running_runtime(spec, model_cache) as server:
+    # "any": the tests serve images from 127.0.0.1, which the default ("public") refuses.
+    with running_runtime(spec, model_cache, image_fetch="any") as server:
         yield server
 
 

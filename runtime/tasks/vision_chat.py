@@ -11,9 +11,10 @@ from typing import Any
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from alloy.modelspec import Task
+from alloy.runtime.errors import InvalidRequest
 from alloy.runtime.tasks.base import LoadContext
 from alloy.runtime.tasks.chat import Chat
-from alloy.runtime.tasks.image_inputs import load_image
+from alloy.runtime.tasks.image_inputs import ImageLimits, load_image
 from alloy.schemas import ChatMessage, ImagePart
 
 
@@ -28,6 +29,9 @@ class VisionChat(Chat):
         return [{"name": "vision-chat", "inputs": ["text", "image"], "outputs": ["text"]}]
 
     async def conversation(self, messages: list[ChatMessage]) -> list[dict[str, Any]]:
+        images = sum(len(message.image_urls()) for message in messages)
+        if images > self.settings.max_images:
+            raise InvalidRequest(["messages"], f"{images} images; the limit is {self.settings.max_images}")
         conversation = []
         for index, message in enumerate(messages):
             if isinstance(message.content, str):
@@ -42,11 +46,12 @@ class VisionChat(Chat):
 
     async def _part(self, part: Any, field: list[str | int]) -> dict[str, Any]:
         if isinstance(part, ImagePart):
-            image = await load_image(
-                part.image_url.url,
-                field=[*field, "image_url", "url"],
+            limits = ImageLimits(
                 max_bytes=self.settings.max_image_bytes,
+                max_pixels=self.settings.max_image_pixels,
+                fetch=self.settings.image_fetch,
             )
+            image = await load_image(part.image_url.url, field=[*field, "image_url", "url"], limits=limits)
             return {"type": "image", "image": image}
         return {"type": "text", "text": part.text}
 
