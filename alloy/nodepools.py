@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import Field
 
+from alloy import __version__
 from alloy.modelspec import CamelModel, Vendor
 
 
@@ -35,18 +36,19 @@ class NodePool(CamelModel):
 
 
 def default_node_pools() -> dict[Vendor, NodePool]:
-    """The pools a chart installs unless told otherwise (the images are the project's published ones)."""
-    image = "ghcr.io/alloy-dev/alloy-runtime"
+    """The pools a chart installs unless told otherwise (the images are the project's published ones,
+    tagged as the chart tags them: <version>-<build>)."""
+    image = f"ghcr.io/alloy-dev/alloy-runtime:{__version__}"
     return {
         Vendor.NVIDIA: NodePool(
             resource_name="nvidia.com/gpu",
-            image=f"{image}:cuda",
+            image=f"{image}-cuda",
             tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
         ),
         Vendor.AMD: NodePool(
             resource_name="amd.com/gpu",
-            image=f"{image}:rocm",
+            image=f"{image}-rocm",
             tolerations=[{"key": "amd.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
         ),
-        Vendor.CPU: NodePool(image=f"{image}:cpu"),
+        Vendor.CPU: NodePool(image=f"{image}-cpu"),
     }
