@@ -67,6 +67,11 @@ class RouterConfig(CamelModel):
     activity_write_interval: Duration = Field(
         default=30.0, ge=0, description="Kubernetes backend: least time between writes of a model's activity."
     )
+    runtime_env: dict[str, str] = Field(
+        default_factory=dict,
+        description="Local backend: environment for every runtime it starts, e.g. ALLOY_MAX_QUEUE or HF_HOME "
+        "(the router's own ALLOY_* variables are not passed on).",
+    )
     stop_grace: Duration = Field(default=10.0, ge=0, description="Time a runtime gets to exit on SIGTERM.")
     log_level: str = "info"
 

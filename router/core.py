@@ -128,7 +128,7 @@ class Router:
                 if message != said or time.monotonic() - said_at >= HEARTBEAT_S:
                     said, said_at = message, time.monotonic()
                     yield message
-                await asyncio.sleep(min(poll, timeout - waited))
+                await self.registry.wait_for_change(min(poll, timeout - waited))
                 await self.reconcile(state)
         finally:
             state.waiting_priorities.remove(waiting_priority)

@@ -6,6 +6,8 @@ loop, so a check-then-act (is the model idle? then stop it) is never interleaved
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -62,6 +64,18 @@ class Registry:
 
     def __init__(self, specs: dict[str, ModelSpec]) -> None:
         self._models = {model_id: ModelState(spec) for model_id, spec in specs.items()}
+        self._change = asyncio.Event()
+
+    def notify_change(self) -> None:
+        """A backend saw a replica become ready or fail: wake the requests waiting on a model now,
+        rather than at their next poll."""
+        self._change.set()
+        self._change = asyncio.Event()
+
+    async def wait_for_change(self, timeout_s: float) -> None:
+        """Return on the next change, or after `timeout_s`."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._change.wait(), timeout_s)
 
     def get(self, model_id: str) -> ModelState:
         try:

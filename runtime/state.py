@@ -53,6 +53,7 @@ class RuntimeState:
         self.phase = Phase.LOADING
         self.error: str | None = None
         self.load_seconds: float | None = None
+        self.ready_at: float | None = None  # wall clock, so a launcher can tell its own share of a wake
         self.started_at = int(time.time())
         self._on_load_failure = on_load_failure
 
@@ -68,6 +69,7 @@ class RuntimeState:
                 self._on_load_failure(self.error)
             return
         self.load_seconds = time.monotonic() - started
+        self.ready_at = time.time()
         self.phase = Phase.READY
         log.info(
             "%s ready on %s in %.1fs (%s)",
@@ -122,6 +124,7 @@ class RuntimeState:
             "error": self.error,
             "source": self.spec.source.describe(),
             "load_seconds": self.load_seconds,
+            "ready_at": self.ready_at,
             "busy": self.worker.busy,
             "queue_depth": self.worker.depth,
             "max_queue": self.worker.max_queue,

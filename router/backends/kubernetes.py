@@ -168,6 +168,7 @@ class KubernetesBackend:
             return  # the watch caught up with a write we already applied locally
         self._models[spec.model_id] = model
         state = self.registry.upsert(spec)
+        self.registry.notify_change()  # its status may say Ready (or Failed): waiting requests look now
         if restoring:
             self._restore_activity(state, model)
         elif self._woken_by_someone_else(model, held):

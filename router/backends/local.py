@@ -33,6 +33,10 @@ from alloy.status import AllocationStatus, Device, ResidentModel
 
 log = logging.getLogger(__name__)
 
+# How often a starting runtime's /ready is polled: a loopback GET, cheap, and every poll's delay is
+# added to the wake of the model.
+READY_POLL_S = 0.05
+
 
 class LocalBackend:
     def __init__(self, *, config: RouterConfig, registry: Registry, metrics: RouterMetrics) -> None:
@@ -200,6 +204,7 @@ class LocalBackend:
         error = spawn.exception()
         if error is not None:
             self.placement.remove(replica)
+            self.registry.notify_change()
             self._failures[replica.model_id] = (
                 f"the runtime could not be started: {type(error).__name__}: {error}"
             )
@@ -210,7 +215,7 @@ class LocalBackend:
 
     def _runtime_env(self, replica: LocalReplica) -> dict[str, str]:
         # The router's own ALLOY_* settings must not leak into the runtime's configuration.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ALLOY_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ALLOY_")} | self.config.runtime_env
         gpus = [device.split(":")[1] for device in replica.devices if device.startswith("cuda:")]
         if gpus:
             # One variable only: ROCm applies HIP_ then CUDA_VISIBLE_DEVICES in turn, so both would re-index.
@@ -240,12 +245,13 @@ class LocalBackend:
                 with contextlib.suppress(httpx.TransportError):
                     if (await client.get(f"{replica.url}/ready")).status_code == 200:
                         replica.phase, replica.message = Phase.READY, None
+                        self.registry.notify_change()
                         self.metrics.wake_seconds.labels(model=replica.model_id).observe(
                             time.monotonic() - started
                         )
                         break
                     replica.phase, replica.message = Phase.LOADING, "loading the model"
-                await asyncio.wait({exited}, timeout=self.config.allocation_poll)
+                await asyncio.wait({exited}, timeout=READY_POLL_S)
         code = await exited
         self._forget(replica, process, code)
         async with self._placing:
@@ -255,6 +261,7 @@ class LocalBackend:
         self.placement.remove(replica)
         self._processes.pop(replica.replica_id, None)
         if replica.phase is not Phase.STOPPING:
+            self.registry.notify_change()
             self._failures[replica.model_id] = (
                 f"the runtime exited with status {code}:\n{process.tail()}".rstrip()
             )
