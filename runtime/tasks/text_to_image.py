@@ -256,7 +256,11 @@ def size_multiple(pipe: Any) -> int:
 
 def encode_image(image: Image, output_format: OutputFormat) -> str:
     buffer = io.BytesIO()
-    options: dict[str, Any] = {"quality": 95} if output_format is not OutputFormat.PNG else {}
+    # PNG at zlib level 1: 2-4x faster to encode than PIL's default 6 (20 -> 10 ms for a smooth 1024²
+    # image, 29 -> 8 ms for 256² noise) for files about 10-20 % larger on photographic images; the
+    # encode is on every response's critical path.
+    png = {"compress_level": 1}
+    options: dict[str, Any] = png if output_format is OutputFormat.PNG else {"quality": 95}
     image.save(buffer, format=output_format.value.upper(), **options)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
