@@ -8,6 +8,7 @@ nodePools:                      # per vendor: resourceName, nodeSelector, tolera
 modelCache: {existingClaim: alloy-models}      # else an emptyDir per pod
 runtime: {startupTimeout: 45m, shmSize: 16Gi}
 priorityClasses: [{name: alloy-high, minPriority: 10}, {name: alloy-normal, minPriority: 0}]
+huggingfaceToken: {name: hf-token, key: token}  # for Hub models without their own tokenSecretRef
 ```
 """
 
@@ -20,7 +21,7 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError
 
-from alloy.modelspec import CamelModel, Duration, Vendor
+from alloy.modelspec import CamelModel, Duration, SecretKeyRef, Vendor
 from alloy.nodepools import NodePool, default_node_pools
 
 CONFIG_ENV = "ALLOY_OPERATOR_CONFIG"
@@ -67,6 +68,10 @@ class OperatorConfig(CamelModel):
     model_cache: ModelCache = Field(default_factory=ModelCache)
     runtime: RuntimePod = Field(default_factory=RuntimePod)
     priority_classes: list[PriorityClassRule] = Field(default_factory=list)
+    huggingface_token: SecretKeyRef | None = Field(
+        default=None,
+        description="Secret with a Hub token for models from the Hub that name none (gated repositories).",
+    )
 
     def priority_class(self, priority: int) -> str | None:
         matching = [rule for rule in self.priority_classes if priority >= rule.min_priority]

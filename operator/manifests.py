@@ -174,8 +174,9 @@ def _env(model: AlloyModel, config: OperatorConfig) -> list[Manifest]:
         {"name": "HOME", "value": "/tmp"},  # libraries' own caches, on the writable /tmp
     ]
     source = model.spec.source.huggingface
-    if source is not None and source.token_secret_ref is not None:
-        secret = {"name": source.token_secret_ref.name, "key": source.token_secret_ref.key}
+    token = (source.token_secret_ref or config.huggingface_token) if source is not None else None
+    if token is not None:  # the model's own Secret wins over the operator's default
+        secret = {"name": token.name, "key": token.key}
         env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": secret}})
     return env + list(model.spec.env or [])
 

@@ -251,6 +251,13 @@ def test_the_model_cache_claim(template: Template, default: Render, tmp_path: Pa
     assert existing.all("PersistentVolumeClaim") == [] and cache(existing) == "weights"
 
 
+def test_the_hub_token_secret_is_the_operators_default(template: Template, tmp_path: Path) -> None:
+    rendered = template("--set", "huggingface.tokenSecret.name=hf-token")
+    (tmp_path / "operator.yaml").write_text(rendered.config("operator"))
+    token = load_operator_config(tmp_path / "operator.yaml").huggingface_token
+    assert token is not None and (token.name, token.key) == ("hf-token", "token")
+
+
 def test_priority_classes_and_their_rules(template: Template, tmp_path: Path) -> None:
     rendered = template(
         "--set", "priorityClasses.classes[0].name=alloy-high",

@@ -13,6 +13,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from alloy.modelspec import SecretKeyRef
 from alloy.operator.config import OperatorConfig, load_operator_config
 from alloy.operator.manifests import SPEC_HASH_ANNOTATION, deployment_for, service_for
 from alloy.resource import AlloyModel
@@ -89,6 +90,22 @@ def test_nvidia_model_from_the_hub(config: OperatorConfig) -> None:
     assert objects["deployment"]["spec"]["progressDeadlineSeconds"] >= 3600
     owner = objects["service"]["metadata"]["ownerReferences"][0]
     assert (owner["kind"], owner["uid"]) == ("AlloyModel", "5c1d7d2e-0000-4000-8000-000000000001")
+
+
+def test_hub_models_without_a_token_get_the_operators_default(config: OperatorConfig) -> None:
+    model = load_case("nvidia-hub")
+    own = model.spec.source.huggingface
+    assert own is not None and own.token_secret_ref is not None
+    with_default = config.model_copy(update={"huggingface_token": SecretKeyRef(name="team-token", key="hf")})
+
+    def token(model: AlloyModel) -> object:
+        [container] = deployment_for(model, with_default)["spec"]["template"]["spec"]["containers"]
+        return next(e["valueFrom"] for e in container["env"] if e["name"] == "HF_TOKEN")
+
+    assert token(model) == {"secretKeyRef": {"name": "hf-token", "key": "token"}}, "the model's own wins"
+    anonymous = model.model_copy(deep=True)
+    anonymous.spec.source.huggingface.token_secret_ref = None  # type: ignore[union-attr]
+    assert token(anonymous) == {"secretKeyRef": {"name": "team-token", "key": "hf"}}
 
 
 def test_cpu_model_has_no_accelerator_and_an_empty_dir_cache() -> None:
