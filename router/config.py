@@ -5,6 +5,7 @@ catalog: true                 # also serve the default catalog (qwen-image, z-im
 allocationTimeout: 300s       # longest a request waits for its model (a request may ask for less or more)
 allocationPoll: 0.5s
 memoryBudgetGiB: 16           # RAM the local backend may give CPU models (default: 80% of this machine's)
+runtimeEnv: {ALLOY_MAX_QUEUE: "32"}   # environment of every runtime the local backend starts
 models:                       # AlloyModel specs; an entry replaces a catalog model of the same id
   - modelId: my-sdxl
     task: text-to-image
